@@ -84,8 +84,8 @@ void       l2c_tokenizer_free(l2c_tokenizer *tokenizer);
 int        l2c_tokenizer_vocab_size(const l2c_tokenizer *tokenizer);
 
 /* Encodes text as llama2.c does: optional BOS, the dummy leading space, UTF-8 byte fallback, then
- * merges of the best-scoring pair. Writes at most max_tokens ids; L2C_ERR_ARG if more are needed
- * (strlen(text) + 3 always suffices). */
+ * merges of the best-scoring pair. Writes at most max_tokens ids; L2C_ERR_ARG if more are needed,
+ * with *n_tokens set to the count needed (strlen(text) + 3 always suffices). */
 l2c_status l2c_tokenizer_encode(const l2c_tokenizer *tokenizer, const char *text, int bos, int eos,
                                 int *tokens, int max_tokens, int *n_tokens);
 
@@ -109,7 +109,8 @@ l2c_status l2c_sampler_create(int vocab_size, float temperature, float topp, int
                               unsigned long long seed, l2c_sampler **sampler);
 void       l2c_sampler_free(l2c_sampler *sampler);
 
-/* Picks the next token; logits (vocab_size values) are overwritten with probabilities. */
+/* Picks the next token. Except at temperature 0, logits (vocab_size values) are overwritten with
+ * the softmax probabilities (before any top-k cut), as llama2.c does. */
 int l2c_sampler_sample(l2c_sampler *sampler, float *logits);
 
 /* ------------------------------------------------------------------------------------------------
