@@ -115,6 +115,7 @@ static inline const char *check_tmpdir(const char *suite) {
 
 /* Runs a shell command, capturing stdout into a malloc'd string; *status gets the exit code. */
 static inline char *check_run(const char *cmd, int *status) {
+    if (status) *status = -1;
     FILE *p = popen(cmd, "r");
     if (!p) return NULL;
     size_t cap = 4096, len = 0;

@@ -24,8 +24,14 @@ static const golden_case cases[] = {
      "Tell me a story\n"},
 };
 
+/* runq.c's output on the version-2 file quantized with group size 4 */
+static const golden_case q8_cases[] = {
+    {"stories260K.q8-gs4.greedy.txt", "-t 0 -n 256", NULL},
+    {"stories260K.q8-gs4.t0.8-p0.9-s42.txt", "-t 0.8 -p 0.9 -s 42 -n 256", NULL},
+};
+
 static void expect_output(const char *backend, const char *checkpoint, const golden_case *gc) {
-    char expected_path[4096], cmd[8192];
+    char expected_path[8192], cmd[16384];
     if (gc->golden) {
         snprintf(expected_path, sizeof expected_path, "%s/golden/%s", L2C_TESTS_DIR, gc->golden);
     } else {
@@ -66,7 +72,7 @@ int main(int argc, char **argv) {
 
     if (strncmp(flag, "--device", 8) == 0) {
         char cmd[4096];
-        int status;
+        int status = -1;
         snprintf(cmd, sizeof cmd, "%s/llama2cl --list-devices >/dev/null 2>&1", check_bin_dir());
         free(check_run(cmd, &status));
         if (status != 0) return check_skip("test_golden", "no OpenCL device is present");
@@ -81,5 +87,21 @@ int main(int argc, char **argv) {
             expect_output(flag, checkpoint, &cases[i]);
         }
     }
+
+    /* the same weights quantized to Q8_0 print runq.c's text on the CPU path; a device computes
+     * Q8_0 with its own rounding of the activations and is held to a tolerance instead
+     * (test_device) */
+    if (strcmp(flag, "--cpu") != 0) return check_report("test_golden");
+    char q8[4096], cmd[16384];
+    int status = -1;
+    snprintf(q8, sizeof q8, "%s/stories260K.q8-gs4.bin", check_tmpdir("golden"));
+    snprintf(cmd, sizeof cmd, "%s/l2c-quantize --group-size 4 %s %s 2>&1", check_bin_dir(),
+             check_model_path("stories260K.bin"), q8);
+    free(check_run(cmd, &status));
+    CHECK_INT(status, 0);
+    for (size_t i = 0; i < sizeof q8_cases / sizeof q8_cases[0]; i++) {
+        expect_output(flag, q8, &q8_cases[i]);
+    }
+    unlink(q8);
     return check_report("test_golden");
 }
