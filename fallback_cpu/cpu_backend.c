@@ -1,10 +1,16 @@
 /*
- * cpu_backend.c - the CPU reference forward pass.
+ * cpu_backend.c - the CPU reference forward pass, one token at a time and for a batch of prompt
+ * tokens.
  *
- * It computes what llama2.c's run.c computes for fp32 checkpoints and what runq.c computes for
- * Q8_0 ones (activations quantized in the same groups, integer dot products, then scaled), step
- * for step, so that it prints their text. It is the reference that device backends are checked
- * against, so it stays plain: OpenMP over rows and heads, and loops the compiler vectorises.
+ * One token at a time it computes what llama2.c's run.c computes for fp32 checkpoints and what
+ * runq.c computes for Q8_0 ones (activations quantized in the same groups, integer dot products,
+ * then scaled), step for step, so that it prints their text; only the order of the terms inside
+ * the fp32 dot products differs. It is the reference that device backends are checked against.
+ *
+ * The prompt runs as one batch: every matrix is read once for all its tokens (cblas_sgemm for
+ * fp32, the integer kernels for Q8_0), RoPE and attention run per token as when decoding, and the
+ * key/value cache gets every position. For Q8_0 each batched output is the one-token output bit
+ * for bit; for fp32 the BLAS orders the sums its own way.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -13,11 +19,31 @@
 #include <omp.h>
 #endif
 
+#include "cpu_matmul.h"
 #include "internal.h"
+
+/* the most prompt tokens run as one batch; longer prompts run in batches of this size */
+#define CPU_BATCH 256
 
 /* ------------------------------------------------------------------------------------------------
  * state
  */
+
+/* the buffers of a batch of tokens, allocated by the first prefill */
+typedef struct {
+    int capacity;  /* tokens */
+    float *x;      /* (capacity, dim) the residual streams */
+    float *xb;     /* (capacity, dim) */
+    float *xb2;    /* (capacity, dim) */
+    float *q;      /* (capacity, dim) */
+    float *hb;     /* (capacity, hidden_dim) */
+    float *hb2;    /* (capacity, hidden_dim) */
+    float *att;    /* (threads, seq_len) attention scores, one row per thread */
+    int threads;
+    cpu_q8_vector *xq; /* (capacity) quantized activations, version 2 only */
+    int8_t *xq_values; /* (capacity, max(dim, hidden_dim)) */
+    float  *xq_scales; /* (capacity, max(dim, hidden_dim) / group_size) */
+} cpu_batch;
 
 typedef struct {
     l2c_backend base;
@@ -33,8 +59,10 @@ typedef struct {
     float *logits; /* (vocab_size) */
     float *key_cache;   /* (n_layers, seq_len, kv_dim) */
     float *value_cache; /* (n_layers, seq_len, kv_dim) */
-    int8_t *xq;    /* (max(dim, hidden_dim)) quantized activations, version 2 only */
-    float  *xs;    /* their group scales */
+    float *rope_cos;    /* (seq_len, head_size / 2) the rotation of each position and pair */
+    float *rope_sin;
+    cpu_q8_vector xq;   /* (max(dim, hidden_dim)) quantized activations, version 2 only */
+    cpu_batch batch;
 } cpu_backend;
 
 /* A weight matrix (d rows of n) in whichever type the file holds. */
@@ -75,67 +103,6 @@ static void softmax(float *x, int size) {
     }
 }
 
-/* xout (d) = W (d, n) @ x (n) */
-static void matmul_f32(float *xout, const float *x, const float *w, int n, int d) {
-    #pragma omp parallel for
-    for (int i = 0; i < d; i++) {
-        const float *row = w + (size_t)i * n;
-        float val = 0.0f;
-        #pragma omp simd reduction(+:val)
-        for (int j = 0; j < n; j++) {
-            val += row[j] * x[j];
-        }
-        xout[i] = val;
-    }
-}
-
-/* symmetric int8 per group of gs values: scale = max|x| / 127, q = round(x / scale) */
-static void quantize_q8(int8_t *q, float *s, const float *x, int n, int gs) {
-    for (int group = 0; group < n / gs; group++) {
-        const float *xg = x + group * gs;
-        float wmax = 0.0f;
-        for (int i = 0; i < gs; i++) {
-            float val = fabsf(xg[i]);
-            if (val > wmax) wmax = val;
-        }
-        float scale = wmax / 127.0f;
-        s[group] = scale;
-        for (int i = 0; i < gs; i++) {
-            q[group * gs + i] = scale > 0.0f ? (int8_t)roundf(xg[i] / scale) : 0;
-        }
-    }
-}
-
-/* xout (d) = W (d, n) @ x (n) with W and x in Q8_0: integer sums per group, then scaled */
-static void matmul_q8(float *xout, const int8_t *xq, const float *xs, const l2c_q8 *w, int n,
-                      int d, int gs) {
-    #pragma omp parallel for
-    for (int i = 0; i < d; i++) {
-        const int8_t *row = w->q + (size_t)i * n;
-        const float *row_s = w->s + (size_t)i * (n / gs);
-        float val = 0.0f;
-        for (int j = 0; j < n; j += gs) {
-            int32_t ival = 0;
-            #pragma omp simd reduction(+:ival)
-            for (int k = 0; k < gs; k++) {
-                ival += (int32_t)xq[j + k] * (int32_t)row[j + k];
-            }
-            val += (float)ival * row_s[j / gs] * xs[j / gs];
-        }
-        xout[i] = val;
-    }
-}
-
-static void matmul(cpu_backend *b, float *xout, const float *x, matrix w, int n, int d) {
-    if (w.f32) {
-        matmul_f32(xout, x, w.f32, n, d);
-        return;
-    }
-    int gs = b->base.model->config.group_size;
-    quantize_q8(b->xq, b->xs, x, n, gs);
-    matmul_q8(xout, b->xq, b->xs, w.q8, n, d, gs);
-}
-
 /* layer l's matrix of d rows of n */
 static matrix layer_matrix(const float *f32, const l2c_q8 *q8, int l, int n, int d) {
     matrix m = {NULL, NULL};
@@ -147,28 +114,128 @@ static matrix layer_matrix(const float *f32, const l2c_q8 *q8, int l, int n, int
     return m;
 }
 
-/* rotate each (even, odd) pair of q, and of k where the pair lies within kv_dim */
-static void rope(float *q, float *k, int pos, int dim, int kv_dim, int head_size) {
-    for (int i = 0; i < dim; i += 2) {
-        int head_dim = i % head_size;
-        float freq = 1.0f / powf(10000.0f, head_dim / (float)head_size);
-        float val = pos * freq;
-        float fcr = cosf(val);
-        float fci = sinf(val);
+/* xout (d) = W (d, n) @ x (n), quantizing x first for a Q8_0 matrix */
+static void matmul(cpu_backend *b, float *xout, const float *x, matrix w, int n, int d) {
+    if (w.f32) {
+        cpu_matmul_f32(xout, x, w.f32, n, d);
+        return;
+    }
+    int gs = b->base.model->config.group_size;
+    cpu_quantize_q8(&b->xq, x, n, gs);
+    cpu_matmul_q8(xout, &b->xq, w.q8->q, w.q8->s, n, d, gs);
+}
+
+/* out (n_tokens, d, rows ldo apart) = x (n_tokens, n) @ W (d, n)^T */
+static void matmul_batch(cpu_backend *b, float *out, int ldo, const float *x, matrix w, int n,
+                         int d, int n_tokens) {
+    if (w.f32) {
+        cpu_matmul_f32_batch(out, ldo, x, w.f32, n, d, n_tokens);
+        return;
+    }
+    int gs = b->base.model->config.group_size;
+    for (int t = 0; t < n_tokens; t++) {
+        cpu_quantize_q8(&b->batch.xq[t], x + (size_t)t * n, n, gs);
+    }
+    cpu_matmul_q8_batch(out, ldo, b->batch.xq, w.q8->q, w.q8->s, n, d, gs, n_tokens);
+}
+
+/* The rotation angles of RoPE, computed once with llama2.c's expressions so that the values are
+ * the same: pair i of a head turns by pos / 10000^(2i / head_size). */
+static void rope_tables(const l2c_config *p, float *rope_cos, float *rope_sin) {
+    int head_size = l2c_head_size(p);
+    for (int pos = 0; pos < p->seq_len; pos++) {
+        for (int head_dim = 0; head_dim < head_size; head_dim += 2) {
+            float freq = 1.0f / powf(10000.0f, head_dim / (float)head_size);
+            float val = pos * freq;
+            size_t at = (size_t)pos * (head_size / 2) + head_dim / 2;
+            rope_cos[at] = cosf(val);
+            rope_sin[at] = sinf(val);
+        }
+    }
+}
+
+/* rotate each (even, odd) pair of q (dim), and of k (kv_dim), by position pos */
+static void rope(const cpu_backend *b, float *q, float *k, int pos) {
+    const l2c_config *p = &b->base.model->config;
+    int head_size = l2c_head_size(p);
+    int kv_dim = l2c_kv_dim(p);
+    const float *fcr = b->rope_cos + (size_t)pos * (head_size / 2);
+    const float *fci = b->rope_sin + (size_t)pos * (head_size / 2);
+    for (int i = 0; i < p->dim; i += 2) {
+        int pair = (i % head_size) / 2;
         int rotn = i < kv_dim ? 2 : 1;
         for (int v = 0; v < rotn; v++) {
             float *vec = v == 0 ? q : k;
             float v0 = vec[i];
             float v1 = vec[i + 1];
-            vec[i] = v0 * fcr - v1 * fci;
-            vec[i + 1] = v0 * fci + v1 * fcr;
+            vec[i] = v0 * fcr[pair] - v1 * fci[pair];
+            vec[i + 1] = v0 * fci[pair] + v1 * fcr[pair];
         }
     }
 }
 
+/* One query head over positions 0 .. pos of one layer's cache: xb (head_size) gets the
+ * softmax(q . k / sqrt(head_size))-weighted sum of the values; att holds pos + 1 scores. kv is
+ * the offset of the head's key/value head inside a cache row. */
+static void attend(float *xb, const float *q, float *att, const float *key_cache,
+                   const float *value_cache, int kv_dim, int kv, int head_size, int pos) {
+    for (int t = 0; t <= pos; t++) {
+        const float *k = key_cache + (size_t)t * kv_dim + kv;
+        float score = 0.0f;
+        for (int i = 0; i < head_size; i++) {
+            score += q[i] * k[i];
+        }
+        score /= sqrtf(head_size);
+        att[t] = score;
+    }
+    softmax(att, pos + 1);
+
+    memset(xb, 0, head_size * sizeof(float));
+    for (int t = 0; t <= pos; t++) {
+        const float *v = value_cache + (size_t)t * kv_dim + kv;
+        float a = att[t];
+        for (int i = 0; i < head_size; i++) {
+            xb[i] += a * v[i];
+        }
+    }
+}
+
+/* SwiGLU's gate: hb = silu(hb) * hb2 */
+static void swiglu(float *hb, const float *hb2, int size) {
+    for (int i = 0; i < size; i++) {
+        float val = hb[i];
+        val *= (1.0f / (1.0f + expf(-val)));
+        val *= hb2[i];
+        hb[i] = val;
+    }
+}
+
+static void add(float *x, const float *y, int size) {
+    for (int i = 0; i < size; i++) {
+        x[i] += y[i];
+    }
+}
+
 /* ------------------------------------------------------------------------------------------------
- * forward
+ * forward: one token
  */
+
+static l2c_status check_token(const l2c_config *p, int token) {
+    if (token < 0 || token >= p->vocab_size) {
+        return l2c_fail(L2C_ERR_ARG, "token id %d is outside the vocabulary (0 to %d)",
+                        token, p->vocab_size - 1);
+    }
+    return L2C_OK;
+}
+
+/* the classifier into logits from the last residual stream x (overwritten by its rmsnorm) */
+static void classify(cpu_backend *b, float *x) {
+    const l2c_config *p = &b->base.model->config;
+    const l2c_weights *w = &b->base.model->weights;
+    rmsnorm(x, x, w->rms_final_weight, p->dim);
+    matrix cls = {w->wcls, w->wcls ? NULL : &w->q_wcls};
+    matmul(b, b->logits, x, cls, p->dim, p->vocab_size);
+}
 
 static l2c_status cpu_forward(l2c_backend *backend, int token, int pos, float **logits) {
     cpu_backend *b = (cpu_backend *)backend;
@@ -181,10 +248,8 @@ static l2c_status cpu_forward(l2c_backend *backend, int token, int pos, float **
     int head_size = l2c_head_size(p);
     float *x = b->x;
 
-    if (token < 0 || token >= p->vocab_size) {
-        return l2c_fail(L2C_ERR_ARG, "token id %d is outside the vocabulary (0 to %d)",
-                        token, p->vocab_size - 1);
-    }
+    l2c_status s = check_token(p, token);
+    if (s != L2C_OK) return s;
     if (pos < 0 || pos >= p->seq_len) {
         return l2c_fail(L2C_ERR_ARG, "position %d is outside the context (0 to %d)",
                         pos, p->seq_len - 1);
@@ -204,7 +269,7 @@ static l2c_status cpu_forward(l2c_backend *backend, int token, int pos, float **
         matmul(b, b->v, b->xb, layer_matrix(w->wv, w->q_wv, l, dim, kv_dim), dim, kv_dim);
 
         /* RoPE: rotate q and k by the position */
-        rope(b->q, b->k, pos, dim, kv_dim, head_size);
+        rope(b, b->q, b->k, pos);
 
         /* key and value at this position into the cache */
         size_t loff = (size_t)l * p->seq_len * kv_dim;
@@ -214,37 +279,14 @@ static l2c_status cpu_forward(l2c_backend *backend, int token, int pos, float **
         /* multi-head attention, each kv head shared by kv_mul query heads */
         #pragma omp parallel for
         for (int h = 0; h < p->n_heads; h++) {
-            const float *q = b->q + h * head_size;
-            float *att = b->att + (size_t)h * p->seq_len;
-            for (int t = 0; t <= pos; t++) {
-                const float *k = b->key_cache + loff + (size_t)t * kv_dim
-                               + (h / kv_mul) * head_size;
-                float score = 0.0f;
-                for (int i = 0; i < head_size; i++) {
-                    score += q[i] * k[i];
-                }
-                score /= sqrtf(head_size);
-                att[t] = score;
-            }
-            softmax(att, pos + 1);
-
-            float *xb = b->xb + h * head_size;
-            memset(xb, 0, head_size * sizeof(float));
-            for (int t = 0; t <= pos; t++) {
-                const float *v = b->value_cache + loff + (size_t)t * kv_dim
-                               + (h / kv_mul) * head_size;
-                float a = att[t];
-                for (int i = 0; i < head_size; i++) {
-                    xb[i] += a * v[i];
-                }
-            }
+            attend(b->xb + h * head_size, b->q + h * head_size, b->att + (size_t)h * p->seq_len,
+                   b->key_cache + loff, b->value_cache + loff, kv_dim, (h / kv_mul) * head_size,
+                   head_size, pos);
         }
 
         /* output projection, then the residual connection back into x */
         matmul(b, b->xb2, b->xb, layer_matrix(w->wo, w->q_wo, l, dim, dim), dim, dim);
-        for (int i = 0; i < dim; i++) {
-            x[i] += b->xb2[i];
-        }
+        add(x, b->xb2, dim);
 
         /* ffn rmsnorm */
         rmsnorm(b->xb, x, w->rms_ffn_weight + (size_t)l * dim, dim);
@@ -254,26 +296,182 @@ static l2c_status cpu_forward(l2c_backend *backend, int token, int pos, float **
                hidden_dim);
         matmul(b, b->hb2, b->xb, layer_matrix(w->w3, w->q_w3, l, dim, hidden_dim), dim,
                hidden_dim);
-        for (int i = 0; i < hidden_dim; i++) {
-            float val = b->hb[i];
-            val *= (1.0f / (1.0f + expf(-val)));
-            val *= b->hb2[i];
-            b->hb[i] = val;
-        }
+        swiglu(b->hb, b->hb2, hidden_dim);
         matmul(b, b->xb, b->hb, layer_matrix(w->w2, w->q_w2, l, hidden_dim, dim), hidden_dim,
                dim);
 
         /* residual connection */
-        for (int i = 0; i < dim; i++) {
-            x[i] += b->xb[i];
-        }
+        add(x, b->xb, dim);
     }
 
     /* final rmsnorm, then the classifier into logits */
-    rmsnorm(x, x, w->rms_final_weight, dim);
-    matrix cls = {w->wcls, w->wcls ? NULL : &w->q_wcls};
-    matmul(b, b->logits, x, cls, dim, p->vocab_size);
+    classify(b, x);
+    *logits = b->logits;
+    return L2C_OK;
+}
 
+/* ------------------------------------------------------------------------------------------------
+ * prefill: a batch of prompt tokens
+ */
+
+static void batch_free(cpu_batch *batch) {
+    free(batch->x);
+    free(batch->xb);
+    free(batch->xb2);
+    free(batch->q);
+    free(batch->hb);
+    free(batch->hb2);
+    free(batch->att);
+    free(batch->xq);
+    free(batch->xq_values);
+    free(batch->xq_scales);
+    memset(batch, 0, sizeof *batch);
+}
+
+/* Allocates the batch buffers for CPU_BATCH tokens (fewer when seq_len is shorter). */
+static l2c_status batch_alloc(cpu_backend *b) {
+    const l2c_config *p = &b->base.model->config;
+    cpu_batch *batch = &b->batch;
+    size_t n = (size_t)(p->seq_len < CPU_BATCH ? p->seq_len : CPU_BATCH);
+    size_t widest = (size_t)(p->dim > p->hidden_dim ? p->dim : p->hidden_dim);
+    batch->threads = 1;
+#ifdef _OPENMP
+    batch->threads = omp_get_max_threads();
+#endif
+    batch->x = malloc(n * p->dim * sizeof(float));
+    batch->xb = malloc(n * p->dim * sizeof(float));
+    batch->xb2 = malloc(n * p->dim * sizeof(float));
+    batch->q = malloc(n * p->dim * sizeof(float));
+    batch->hb = malloc(n * p->hidden_dim * sizeof(float));
+    batch->hb2 = malloc(n * p->hidden_dim * sizeof(float));
+    batch->att = malloc((size_t)batch->threads * p->seq_len * sizeof(float));
+    int ok = batch->x && batch->xb && batch->xb2 && batch->q && batch->hb && batch->hb2 &&
+             batch->att;
+    if (ok && p->format == L2C_FORMAT_V2) {
+        size_t groups = widest / p->group_size;
+        batch->xq = malloc(n * sizeof *batch->xq);
+        batch->xq_values = malloc(n * widest);
+        batch->xq_scales = malloc(n * groups * sizeof(float));
+        ok = batch->xq && batch->xq_values && batch->xq_scales;
+        for (size_t t = 0; ok && t < n; t++) {
+            batch->xq[t].q = batch->xq_values + t * widest;
+            batch->xq[t].s = batch->xq_scales + t * groups;
+        }
+    }
+    if (!ok) {
+        batch_free(batch);
+        return l2c_fail(L2C_ERR_NOMEM, "out of memory for the CPU backend's prompt batch of %zu "
+                        "tokens", n);
+    }
+    batch->capacity = (int)n;
+    return L2C_OK;
+}
+
+/* Runs n_tokens <= capacity tokens at positions pos ..; the residual stream of the last is left
+ * in batch->x's row n_tokens - 1. */
+static void prefill_batch(cpu_backend *b, const int *tokens, int n_tokens, int pos) {
+    const l2c_config *p = &b->base.model->config;
+    const l2c_weights *w = &b->base.model->weights;
+    cpu_batch *batch = &b->batch;
+    int dim = p->dim;
+    int kv_dim = l2c_kv_dim(p);
+    int kv_mul = p->n_heads / p->n_kv_heads;
+    int hidden_dim = p->hidden_dim;
+    int head_size = l2c_head_size(p);
+    int n_heads = p->n_heads;
+
+    /* the tokens' embeddings */
+    for (int t = 0; t < n_tokens; t++) {
+        memcpy(batch->x + (size_t)t * dim, w->token_embedding_table + (size_t)tokens[t] * dim,
+               dim * sizeof(float));
+    }
+
+    for (int l = 0; l < p->n_layers; l++) {
+        size_t loff = (size_t)l * p->seq_len * kv_dim;
+        float *key_rows = b->key_cache + loff + (size_t)pos * kv_dim;
+        float *value_rows = b->value_cache + loff + (size_t)pos * kv_dim;
+
+        /* attention rmsnorm */
+        for (int t = 0; t < n_tokens; t++) {
+            rmsnorm(batch->xb + (size_t)t * dim, batch->x + (size_t)t * dim,
+                    w->rms_att_weight + (size_t)l * dim, dim);
+        }
+
+        /* qkv matmuls for all tokens, keys and values straight into the cache */
+        matmul_batch(b, batch->q, dim, batch->xb, layer_matrix(w->wq, w->q_wq, l, dim, dim), dim,
+                     dim, n_tokens);
+        matmul_batch(b, key_rows, kv_dim, batch->xb, layer_matrix(w->wk, w->q_wk, l, dim, kv_dim),
+                     dim, kv_dim, n_tokens);
+        matmul_batch(b, value_rows, kv_dim, batch->xb,
+                     layer_matrix(w->wv, w->q_wv, l, dim, kv_dim), dim, kv_dim, n_tokens);
+
+        /* RoPE: rotate each token's q and k by its position */
+        for (int t = 0; t < n_tokens; t++) {
+            rope(b, batch->q + (size_t)t * dim, key_rows + (size_t)t * kv_dim, pos + t);
+        }
+
+        /* causal multi-head attention: token t sees positions 0 .. pos + t */
+        #pragma omp parallel for schedule(dynamic, 1)
+        for (int th = 0; th < n_tokens * n_heads; th++) {
+            int t = th / n_heads, h = th % n_heads;
+            int thread = 0;
+#ifdef _OPENMP
+            thread = omp_get_thread_num();
+#endif
+            attend(batch->xb + (size_t)t * dim + h * head_size,
+                   batch->q + (size_t)t * dim + h * head_size,
+                   batch->att + (size_t)thread * p->seq_len, b->key_cache + loff,
+                   b->value_cache + loff, kv_dim, (h / kv_mul) * head_size, head_size, pos + t);
+        }
+
+        /* output projection, then the residual connection back into x */
+        matmul_batch(b, batch->xb2, dim, batch->xb, layer_matrix(w->wo, w->q_wo, l, dim, dim),
+                     dim, dim, n_tokens);
+        add(batch->x, batch->xb2, n_tokens * dim);
+
+        /* ffn rmsnorm */
+        for (int t = 0; t < n_tokens; t++) {
+            rmsnorm(batch->xb + (size_t)t * dim, batch->x + (size_t)t * dim,
+                    w->rms_ffn_weight + (size_t)l * dim, dim);
+        }
+
+        /* SwiGLU feed-forward: w2(silu(w1(x)) * w3(x)) */
+        matmul_batch(b, batch->hb, hidden_dim, batch->xb,
+                     layer_matrix(w->w1, w->q_w1, l, dim, hidden_dim), dim, hidden_dim, n_tokens);
+        matmul_batch(b, batch->hb2, hidden_dim, batch->xb,
+                     layer_matrix(w->w3, w->q_w3, l, dim, hidden_dim), dim, hidden_dim, n_tokens);
+        swiglu(batch->hb, batch->hb2, n_tokens * hidden_dim);
+        matmul_batch(b, batch->xb2, dim, batch->hb,
+                     layer_matrix(w->w2, w->q_w2, l, hidden_dim, dim), hidden_dim, dim, n_tokens);
+
+        /* residual connection */
+        add(batch->x, batch->xb2, n_tokens * dim);
+    }
+}
+
+static l2c_status cpu_prefill(l2c_backend *backend, const int *tokens, int n_tokens, int pos,
+                              float **logits) {
+    cpu_backend *b = (cpu_backend *)backend;
+    const l2c_config *p = &backend->model->config;
+    for (int t = 0; t < n_tokens; t++) {
+        l2c_status s = check_token(p, tokens[t]);
+        if (s != L2C_OK) return s;
+    }
+    if (!b->batch.capacity) {
+        l2c_status s = batch_alloc(b);
+        if (s != L2C_OK) return s;
+    }
+
+    /* the prompt in batches, then the classifier on the last token only */
+    int done = 0;
+    while (done < n_tokens) {
+        int n = n_tokens - done < b->batch.capacity ? n_tokens - done : b->batch.capacity;
+        prefill_batch(b, tokens + done, n, pos + done);
+        done += n;
+    }
+    int last = (n_tokens - 1) % b->batch.capacity;
+    memcpy(b->x, b->batch.x + (size_t)last * p->dim, p->dim * sizeof(float));
+    classify(b, b->x);
     *logits = b->logits;
     return L2C_OK;
 }
@@ -296,15 +494,18 @@ static void cpu_destroy(l2c_backend *backend) {
     free(b->logits);
     free(b->key_cache);
     free(b->value_cache);
-    free(b->xq);
-    free(b->xs);
+    free(b->rope_cos);
+    free(b->rope_sin);
+    free(b->xq.q);
+    free(b->xq.s);
+    batch_free(&b->batch);
     free(b);
 }
 
 static const l2c_backend_ops cpu_ops = {
     .name    = "cpu",
     .forward = cpu_forward,
-    .prefill = NULL,
+    .prefill = cpu_prefill,
     .report  = NULL,
     .destroy = cpu_destroy,
 };
@@ -315,6 +516,7 @@ l2c_status l2c_backend_cpu_create(const l2c_model *model, l2c_backend **backend)
     size_t kv_dim = (size_t)l2c_kv_dim(p);
     size_t cache = (size_t)p->n_layers * p->seq_len * kv_dim;
     size_t widest = (size_t)(p->dim > p->hidden_dim ? p->dim : p->hidden_dim);
+    size_t rotations = (size_t)p->seq_len * (l2c_head_size(p) / 2);
 
     cpu_backend *b = calloc(1, sizeof *b);
     if (!b) return l2c_fail(L2C_ERR_NOMEM, "out of memory for the CPU backend");
@@ -332,24 +534,31 @@ l2c_status l2c_backend_cpu_create(const l2c_model *model, l2c_backend **backend)
     b->logits = calloc(p->vocab_size, sizeof(float));
     b->key_cache = calloc(cache, sizeof(float));
     b->value_cache = calloc(cache, sizeof(float));
+    b->rope_cos = malloc(rotations * sizeof(float));
+    b->rope_sin = malloc(rotations * sizeof(float));
     if (p->format == L2C_FORMAT_V2) {
-        b->xq = calloc(widest, 1);
-        b->xs = calloc(widest, sizeof(float));
+        b->xq.q = calloc(widest, 1);
+        b->xq.s = calloc(widest, sizeof(float));
     }
     if (!b->x || !b->xb || !b->xb2 || !b->hb || !b->hb2 || !b->q || !b->k || !b->v || !b->att ||
-        !b->logits || !b->key_cache || !b->value_cache ||
-        (p->format == L2C_FORMAT_V2 && (!b->xq || !b->xs))) {
+        !b->logits || !b->key_cache || !b->value_cache || !b->rope_cos || !b->rope_sin ||
+        (p->format == L2C_FORMAT_V2 && (!b->xq.q || !b->xq.s))) {
         cpu_destroy(&b->base);
         return l2c_fail(L2C_ERR_NOMEM, "out of memory for the CPU backend's state "
                         "(key/value cache of %zu MiB)", 2 * cache * sizeof(float) >> 20);
     }
+    rope_tables(p, b->rope_cos, b->rope_sin);
 
     int threads = 1;
 #ifdef _OPENMP
     threads = omp_get_max_threads();
 #endif
-    snprintf(b->base.description, sizeof b->base.description, "cpu, %d thread%s", threads,
-             threads == 1 ? "" : "s");
+    snprintf(b->base.description, sizeof b->base.description, "cpu, %d thread%s, %s", threads,
+             threads == 1 ? "" : "s", cpu_blas_name());
+    size_t end = strlen(b->base.description);
+    while (end > 0 && b->base.description[end - 1] == ' ') {
+        b->base.description[--end] = '\0';
+    }
     *backend = &b->base;
     return L2C_OK;
 }

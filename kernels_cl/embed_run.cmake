@@ -1,5 +1,7 @@
-# Script mode: writes OUT, a C file holding each of FILES as a string literal.
-set(body "/* generated from kernels_cl/*.cl by embed_run.cmake; do not edit */\n")
+# Script mode: writes OUT, a C file holding each DIR/*.cl (in name order) as a string.
+file(GLOB FILES ${DIR}/*.cl)
+list(SORT FILES)
+set(body "/* generated from the .cl files of kernels_cl by embed_run.cmake; do not edit */\n")
 string(APPEND body "#include <stddef.h>\n\n")
 set(table "")
 foreach(f ${FILES})
