@@ -291,7 +291,8 @@ static l2c_status parse_header(l2c_model *m, const unsigned char *p, size_t size
 
 static l2c_status load(l2c_model *m, const char *path) {
     l2c_status s;
-    int fd = open(path, O_RDONLY);
+    /* non-blocking, so that a named pipe is refused below instead of waiting for a writer */
+    int fd = open(path, O_RDONLY | O_NONBLOCK);
     if (fd < 0) {
         return l2c_fail(L2C_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     }

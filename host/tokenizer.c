@@ -12,7 +12,9 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -218,13 +220,20 @@ l2c_status l2c_tokenizer_load(const char *path, int vocab_size, l2c_tokenizer **
         return l2c_fail(L2C_ERR_ARG, "%s: vocab_size is %d, expected > 0", path, vocab_size);
     }
 
-    /* open, refusing directories (fopen accepts them, reads then fail) */
-    FILE *file = fopen(path, "rb");
-    if (!file) return l2c_fail(L2C_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fileno(file), &st) == 0 && S_ISDIR(st.st_mode)) {
-        fclose(file);
-        return l2c_fail(L2C_ERR_IO, "%s: is a directory, not a tokenizer file", path);
+    /* open without blocking on a named pipe, refusing anything but a regular file (fopen
+     * accepts directories, and reads then fail) */
+    int fd = open(path, O_RDONLY | O_NONBLOCK);
+    if (fd < 0) return l2c_fail(L2C_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st = {0};
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return l2c_fail(L2C_ERR_IO, "%s: %s, not a tokenizer file", path,
+                        S_ISDIR(st.st_mode) ? "is a directory" : "is not a regular file");
+    }
+    FILE *file = fdopen(fd, "rb");
+    if (!file) {
+        close(fd);
+        return l2c_fail(L2C_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     }
 
     /* the per-token arrays and the single-byte strings */

@@ -218,6 +218,7 @@ void l2c_gen_q8_quantize(const float *x, size_t n, int group_size, int8_t *q, fl
          * subnormal groups whose scale lost precision */
         for (int i = 0; i < group_size; i++) {
             float v = scale != 0.0f ? nearbyintf(xg[i] / scale) : 0.0f;
+            if (v != v) v = 0.0f; /* NaN weights quantize to 0 rather than to undefined */
             if (v > 127.0f) v = 127.0f;
             if (v < -127.0f) v = -127.0f;
             qg[i] = (int8_t)v;
