@@ -30,6 +30,7 @@ typedef enum {
     MAKE_TOKENIZER,   /* the generator's tokenizer */
     MAKE_TINY_TOKENIZER, /* <unk>, BOS, EOS and " ": no byte tokens */
     MAKE_DIRECTORY,
+    MAKE_FIFO,        /* a named pipe with no writer: opening it must not block */
     MAKE_TEXT,        /* the bytes of text */
 } make_kind;
 
@@ -110,6 +111,8 @@ static const bad_case checkpoint_cases[] = {
      ERR("absent.bin: cannot open", "No such file")},
     {MODEL("a directory", "dir.bin", .make = MAKE_DIRECTORY),
      ERR("dir.bin: not a regular file", "directory")},
+    {MODEL("a named pipe", "pipe.bin", .make = MAKE_FIFO),
+     ERR("pipe.bin: not a regular file")},
     {MODEL("empty file", "empty.bin", MAKE_TEXT, .text = ""),
      ERR("empty.bin: file is empty")},
     {MODEL("text file", "text.bin", MAKE_TEXT, .text = "hello, world\n"),
@@ -280,6 +283,8 @@ static const bad_case tokenizer_cases[] = {
      ERR("tokenizer.bin: cannot open", "No such file")},
     {TOKENIZER("tokenizer is a directory", "dir-tok", .make = MAKE_DIRECTORY),
      ERR("dir-tok: is a directory")},
+    {TOKENIZER("tokenizer is a named pipe", "pipe-tok", .make = MAKE_FIFO),
+     ERR("pipe-tok: is not a regular file")},
     {TOKENIZER("empty tokenizer", "empty-tok.bin", MAKE_TEXT, .text = ""),
      ERR("empty-tok.bin: cannot read max_token_length", "truncated")},
     {TOKENIZER("truncated in a token's bytes", "cut-tok.bin", MAKE_TOKENIZER, .cut = 1),
@@ -461,6 +466,9 @@ static void make_file(const file_recipe *r) {
     case MAKE_DIRECTORY:
         if (mkdir(path, 0755) != 0 && errno != EEXIST) die_making(path, strerror(errno));
         return;
+    case MAKE_FIFO:
+        if (mkfifo(path, 0644) != 0 && errno != EEXIST) die_making(path, strerror(errno));
+        return;
     case MAKE_TEXT:
         write_bytes(path, r->text, strlen(r->text));
         break;
@@ -506,7 +514,8 @@ static run_result run_llama2cl(const char *args) {
     char cmd[8192], err_path[4096];
     run_result r;
     snprintf(err_path, sizeof err_path, "%s/stderr.txt", test_dir);
-    snprintf(cmd, sizeof cmd, "cd '%s' && '%s/llama2cl' %s 2>stderr.txt", test_dir,
+    /* a hang (say, on a named pipe) ends as a failure with timeout's status 124 */
+    snprintf(cmd, sizeof cmd, "cd '%s' && timeout 120 '%s/llama2cl' %s 2>stderr.txt", test_dir,
              check_bin_dir(), args);
     r.out = check_run(cmd, &r.status);
     r.err = check_read_file(err_path, NULL);
