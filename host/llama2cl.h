@@ -136,6 +136,7 @@ typedef struct {
     l2c_dtype       dtype;
     int             profile; /* collect per-kernel times (l2c_backend_report) */
     size_t          max_alloc_override; /* > 0: treat this as the device's largest allocation */
+    size_t          mem_limit;          /* > 0: use at most this many bytes of device memory */
 } l2c_opencl_options;
 
 /* Fills options with the defaults (first device, CLBlast for fp32, fp32 weights). */

@@ -45,6 +45,7 @@ static const char *usage_text =
 "                   the largest logit differences per position, exit 1 past the tolerance\n"
 "  --tolerance <x>  relative tolerance for --validate (default 1e-4 for fp32, 3e-2 otherwise)\n"
 "  --profile        print the device's time per kernel kind per token at the end\n"
+"  --mem-limit <MiB> use at most this much device memory (default: all of it)\n"
 "  -h, --help       this text\n";
 
 static void die(const char *fmt, const char *a, const char *b) {
@@ -82,6 +83,7 @@ typedef struct {
     int validate;
     double tolerance; /* 0: by weight type */
     int profile;
+    long long mem_limit_mib;
     l2c_gemv_engine gemv;
     l2c_dtype dtype;
 } options;
@@ -145,7 +147,8 @@ static void parse_options(int argc, char **argv, options *o) {
                     !strcmp(a, "-n") || !strcmp(a, "-i") || !strcmp(a, "-z") ||
                     !strcmp(a, "-m") || !strcmp(a, "-y") || !strcmp(a, "-k") ||
                     !strcmp(a, "--device") || !strcmp(a, "--gemv") || !strcmp(a, "--dtype") ||
-                    !strcmp(a, "--tolerance");
+                    !strcmp(a, "--tolerance") ||
+                    !strcmp(a, "--mem-limit");
         if (!known) die("unknown flag '%s' (see --help)", a, NULL);
         if (i + 1 >= argc) die("%s needs a value (see --help)", a, NULL);
         const char *v = argv[++i];
@@ -174,6 +177,8 @@ static void parse_options(int argc, char **argv, options *o) {
             o->mode = v;
         } else if (!strcmp(a, "--device")) {
             o->device = (int)parse_int(a, v, 0, INT_MAX);
+        } else if (!strcmp(a, "--mem-limit")) {
+            o->mem_limit_mib = parse_int(a, v, 1, 1LL << 30);
         } else if (!strcmp(a, "--tolerance")) {
             o->tolerance = parse_float(a, v, 0.0, 1e9);
         } else if (!strcmp(a, "--gemv")) {
@@ -216,15 +221,22 @@ static double now_seconds(void) {
  * backends
  */
 
-static l2c_backend *open_device(const l2c_model *model, const options *o, int device) {
+/* OpenCL device N with the command line's settings */
+static l2c_status create_device(const l2c_model *model, const options *o, int device,
+                                l2c_backend **backend) {
     l2c_opencl_options cl;
     l2c_opencl_options_default(&cl);
     cl.device = device;
     cl.gemv = o->gemv;
     cl.dtype = o->dtype;
     cl.profile = o->profile;
+    cl.mem_limit = (size_t)o->mem_limit_mib << 20;
+    return l2c_backend_opencl_create(model, &cl, backend);
+}
+
+static l2c_backend *open_device(const l2c_model *model, const options *o, int device) {
     l2c_backend *backend;
-    l2c_status s = l2c_backend_opencl_create(model, &cl, &backend);
+    l2c_status s = create_device(model, o, device, &backend);
     if (s != L2C_OK) die_status(s);
     return backend;
 }
@@ -239,13 +251,7 @@ static l2c_backend *open_backend(const l2c_model *model, const options *o) {
     if (o->device >= 0) return open_device(model, o, o->device);
 
     /* neither flag: the first OpenCL device, else the CPU with a notice */
-    l2c_opencl_options cl;
-    l2c_opencl_options_default(&cl);
-    cl.gemv = o->gemv;
-    cl.dtype = o->dtype;
-    cl.profile = o->profile;
-    cl.device = 0;
-    l2c_status s = l2c_backend_opencl_create(model, &cl, &backend);
+    l2c_status s = create_device(model, o, 0, &backend);
     if (s == L2C_ERR_NO_DEVICE) {
         fprintf(stderr, "llama2cl: %s; running on the CPU instead\n", l2c_last_error());
         s = l2c_backend_cpu_create(model, &backend);

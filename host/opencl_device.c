@@ -2,6 +2,7 @@
  * opencl_device.c - OpenCL status names, device enumeration and listing, and building the
  * embedded kernels.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -306,18 +307,49 @@ extern const struct l2c_kernel_source {
 /* The build log can be long: the message keeps its first part. */
 #define L2C_BUILD_LOG_MAX 6000
 
+/* The kernel file `name`.cl from LLAMA2CL_KERNELS_DIR, which replaces the embedded copies so that
+ * kernels can be changed without a rebuild; malloc'd, NULL with the failure recorded. */
+static char *read_kernel_file(const char *dir, const char *name) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s.cl", dir, name);
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        l2c_fail(L2C_ERR_IO, "%s: cannot open the kernel source (LLAMA2CL_KERNELS_DIR): %s",
+                 path, strerror(errno));
+        return NULL;
+    }
+    char *text = NULL;
+    long size = -1;
+    if (fseek(f, 0, SEEK_END) == 0 && (size = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0) {
+        text = malloc((size_t)size + 1);
+        if (text && fread(text, 1, (size_t)size, f) == (size_t)size) {
+            text[size] = '\0';
+        } else {
+            free(text);
+            text = NULL;
+        }
+    }
+    fclose(f);
+    if (!text) l2c_fail(L2C_ERR_IO, "%s: cannot read the kernel source", path);
+    return text;
+}
+
 l2c_status l2c_cl_build_program(cl_context context, const l2c_cl_device *device,
                                 cl_program *program) {
     *program = NULL;
 
     /* one program from all sources, each after a #line naming its file for the build log */
+    const char *kernels_dir = getenv("LLAMA2CL_KERNELS_DIR");
+    if (kernels_dir && !*kernels_dir) kernels_dir = NULL;
     cl_uint n_files = 0;
     while (l2c_kernel_sources[n_files].name) n_files++;
     const char **sources = malloc((2 * n_files + 1) * sizeof *sources);
     char (*lines)[96] = malloc((n_files + 1) * sizeof *lines);
-    if (!sources || !lines) {
+    char **loaded = calloc(n_files + 1, sizeof *loaded);
+    if (!sources || !lines || !loaded) {
         free(sources);
         free(lines);
+        free(loaded);
         return l2c_fail(L2C_ERR_NOMEM, "out of memory building the kernels");
     }
     for (cl_uint i = 0; i < n_files; i++) {
@@ -325,9 +357,22 @@ l2c_status l2c_cl_build_program(cl_context context, const l2c_cl_device *device,
                  l2c_kernel_sources[i].name);
         sources[2 * i] = lines[i];
         sources[2 * i + 1] = l2c_kernel_sources[i].source;
+        if (kernels_dir) {
+            loaded[i] = read_kernel_file(kernels_dir, l2c_kernel_sources[i].name);
+            if (!loaded[i]) {
+                for (cl_uint j = 0; j < i; j++) free(loaded[j]);
+                free(loaded);
+                free(sources);
+                free(lines);
+                return L2C_ERR_IO;
+            }
+            sources[2 * i + 1] = loaded[i];
+        }
     }
     cl_int err;
     *program = clCreateProgramWithSource(context, 2 * n_files, sources, NULL, &err);
+    for (cl_uint i = 0; i < n_files; i++) free(loaded[i]);
+    free(loaded);
     free(sources);
     free(lines);
     if (err != CL_SUCCESS) {
