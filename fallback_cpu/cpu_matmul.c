@@ -11,6 +11,7 @@
  */
 #include <math.h>
 #include <stddef.h>
+#include <stdlib.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -113,10 +114,16 @@ static inline void dot_rows_f32(float *xout, const float *x, const float *w, int
 
 void cpu_matmul_f32(float *xout, const float *x, const float *w, int n, int d) {
     int blocks = (d + ROWS - 1) / ROWS;
+    static int pf = -1;
+    if (pf < 0) pf = getenv("PF32") ? atoi(getenv("PF32")) : 0;
     #pragma omp parallel for schedule(static)
     for (int b = 0; b < blocks; b++) {
         int i = b * ROWS;
         int rows = d - i < ROWS ? d - i : ROWS;
+        if (pf && i + pf * ROWS + ROWS <= d) {
+            const char *p = (const char *)(w + (size_t)(i + pf * ROWS) * n);
+            for (int o = 0; o < ROWS * n * 4; o += 64) __builtin_prefetch(p + o, 0, 0);
+        }
         dot_rows_f32(xout + i, x, w + (size_t)i * n, n, rows);
     }
 }
@@ -274,10 +281,18 @@ void cpu_matmul_q8(float *xout, const cpu_q8_vector *x, const int8_t *wq, const 
                    int n, int d, int group_size) {
     int blocks = (d + ROWS - 1) / ROWS;
     int groups = n / group_size;
+    static int pf = -1;
+    if (pf < 0) pf = getenv("PF") ? atoi(getenv("PF")) : 0;
     #pragma omp parallel for schedule(static)
     for (int b = 0; b < blocks; b++) {
         int i = b * ROWS;
         int rows = d - i < ROWS ? d - i : ROWS;
+        if (pf && i + pf * ROWS + ROWS <= d) {
+            const char *p = (const char *)(wq + (size_t)(i + pf * ROWS) * n);
+            for (int o = 0; o < ROWS * n; o += 64) __builtin_prefetch(p + o, 0, 0);
+            const char *ps = (const char *)(ws + (size_t)(i + pf * ROWS) * groups);
+            for (int o = 0; o < ROWS * groups * 4; o += 64) __builtin_prefetch(ps + o, 0, 0);
+        }
         dot_rows_q8(xout + i, x->q, x->s, wq + (size_t)i * n, ws + (size_t)i * groups, n,
                     group_size, rows);
     }

@@ -165,6 +165,7 @@ void l2c_opencl_options_default(l2c_opencl_options *options) {
     options->dtype = L2C_DTYPE_F32;
     options->profile = 0;
     options->max_alloc_override = 0;
+    options->mem_limit = 0;
 }
 
 /* ------------------------------------------------------------------------------------------------
@@ -792,7 +793,7 @@ static l2c_status upload_weights(l2c_cl_backend *b, size_t limit) {
     size_t state = state_bytes(b);
     if (weights + state > b->dev.global_mem) {
         status = l2c_fail(L2C_ERR_DEVICE, "%s needs %zu bytes on %s (weights %zu, caches and "
-                          "activations %zu), more than its %llu bytes of global memory",
+                          "activations %zu), more than the %llu bytes of device memory it may use",
                           b->base.model->path, weights + state, b->dev.name, weights, state,
                           (unsigned long long)b->dev.global_mem);
         b->n_arenas = 0;
@@ -1187,7 +1188,11 @@ l2c_status l2c_backend_opencl_create(const l2c_model *model, const l2c_opencl_op
         }
     }
 
-    /* weights, caches, activations and the RoPE table, within the largest allocation */
+    /* weights, caches, activations and the RoPE table, within the largest allocation and the
+     * memory the user allows */
+    if (options->mem_limit > 0 && options->mem_limit < b->dev.global_mem) {
+        b->dev.global_mem = options->mem_limit;
+    }
     size_t limit = options->max_alloc_override > 0 ? options->max_alloc_override
                                                    : (size_t)b->dev.max_alloc;
     status = upload_weights(b, limit);

@@ -1,54 +1,64 @@
 /*
  * elementwise.cl - the one-element-per-work-item operations of the forward pass. Each kernel
- * maps one work-item to one of n elements; global size = n rounded up to a multiple of the local
- * size, which the host keeps fixed (work-items past n do nothing).
+ * maps one work-item to one of n elements of a token's row (global id 0) and one token (global
+ * id 1); global size (n rounded up to a multiple of the local size, n_tokens), local size (L, 1),
+ * which the host keeps fixed (work-items past n do nothing).
  *
- * embed_f32: x[i] = table[token * dim + i]                      (copy the token's embedding row)
- * embed_q8:  x[i] = q[token * dim + i] * s[(token * dim + i) / group_size]   (Q8_0 row, as the
- *            loader of a version-2 file dequantizes it)
- * residual_add: x[i] = x[i] + y[i]
- * swiglu:    hb[i] = hb[i] * (1 / (1 + exp(-hb[i]))) * hb2[i]   (silu(w1 x) * w3 x)
+ * embed_f32: x[t][i] = table[token_t * dim + i]                 (the tokens' embedding rows)
+ * embed_f16: the same from an fp16 table
+ * embed_q8:  x[t][i] = q[token_t * dim + i] * s[(token_t * dim + i) / group_size]   (a Q8_0
+ *            row, as the loader of a version-2 file dequantizes it)
+ *   token_t is tokens[t], or token when tokens is NULL (one token, passed by value).
+ * swiglu:    hb[t][i] = silu(h13[t][i]) * h13[t][hidden_dim + i]   (h13 holds w1 x, then w3 x)
  */
 
+int l2c_token(__global const int *tokens, int token)
+{
+    return tokens ? tokens[get_global_id(1)] : token;
+}
+
 __kernel void embed_f32(__global float *x, __global const float *table, ulong table_offset,
-                        int token, int dim)
+                        __global const int *tokens, int token, int dim)
 {
     int i = get_global_id(0);
     if (i >= dim) {
         return;
     }
-    x[i] = table[table_offset + (size_t)token * dim + i];
+    size_t at = (size_t)l2c_token(tokens, token) * dim + i;
+    x[(size_t)get_global_id(1) * dim + i] = table[table_offset + at];
+}
+
+__kernel void embed_f16(__global float *x, __global const half *table, ulong table_offset,
+                        __global const int *tokens, int token, int dim)
+{
+    int i = get_global_id(0);
+    if (i >= dim) {
+        return;
+    }
+    size_t at = (size_t)l2c_token(tokens, token) * dim + i;
+    x[(size_t)get_global_id(1) * dim + i] = vload_half(table_offset + at, table);
 }
 
 __kernel void embed_q8(__global float *x, __global const char *q, ulong q_offset,
-                       __global const float *s, ulong s_offset, int token, int dim,
-                       int group_size)
+                       __global const float *s, ulong s_offset, __global const int *tokens,
+                       int token, int dim, int group_size)
 {
     int i = get_global_id(0);
     if (i >= dim) {
         return;
     }
-    size_t at = (size_t)token * dim + i;
-    x[i] = (float)q[q_offset + at] * s[s_offset + at / group_size];
+    size_t at = (size_t)l2c_token(tokens, token) * dim + i;
+    x[(size_t)get_global_id(1) * dim + i] = (float)q[q_offset + at] *
+                                              s[s_offset + at / group_size];
 }
 
-__kernel void residual_add(__global float *x, __global const float *y, int n)
+__kernel void swiglu(__global float *hb, __global const float *h13, int hidden_dim)
 {
     int i = get_global_id(0);
-    if (i >= n) {
+    if (i >= hidden_dim) {
         return;
     }
-    x[i] = x[i] + y[i];
-}
-
-__kernel void swiglu(__global float *hb, __global const float *hb2, int n)
-{
-    int i = get_global_id(0);
-    if (i >= n) {
-        return;
-    }
-    float val = hb[i];
-    val *= 1.0f / (1.0f + exp(-val));
-    val *= hb2[i];
-    hb[i] = val;
+    size_t t = get_global_id(1);
+    __global const float *h = h13 + t * 2 * hidden_dim;
+    hb[t * hidden_dim + i] = l2c_silu(h[i]) * h[hidden_dim + i];
 }

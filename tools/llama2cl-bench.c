@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -75,6 +76,7 @@ typedef struct {
     int n_gen;         /* -n */
     int repetitions;   /* -r */
     int threads;       /* -t, 0: OpenMP's default */
+    double max_load;   /* --max-load: percent of the machine others may take during a repetition */
     size_t bw_bytes;   /* buffer of the bandwidth measurement */
     const char *tmpdir;
 } options;
@@ -95,6 +97,8 @@ static void usage(FILE *out) {
         "  -t N                 OpenMP threads of the CPU backend and the bandwidth measurement\n"
         "                       (OpenBLAS takes OPENBLAS_NUM_THREADS from the environment)\n"
         "  --bw-mib N           buffer of the memory-bandwidth measurement (default 512)\n"
+        "  --max-load P         measure a repetition again (up to 10 times) when other processes\n"
+        "                       took more than P%% of all CPUs during it (default 100: never)\n"
         "  --tmpdir DIR         where --gen writes its models (default $TMPDIR or /tmp)\n"
         "  -h, --help           this text\n");
 }
@@ -120,6 +124,16 @@ static int parse_positive(const char *flag, const char *text) {
         die("%s: expected a positive integer, got '%s'", flag, text);
     }
     return (int)v;
+}
+
+static double parse_percent(const char *flag, const char *text) {
+    char *end;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (end == text || *end != '\0' || errno != 0 || !(v >= 0.0 && v <= 100.0)) {
+        die("%s: expected a percentage from 0 to 100, got '%s'", flag, text);
+    }
+    return v;
 }
 
 /* Calls item(opt, token) for each comma-separated token of list. */
@@ -223,22 +237,62 @@ static summary summarize(double *values, int n) {
     return s;
 }
 
+/* CPU time the whole machine and this process have used, in seconds, to tell how much of the
+ * machine other processes took during a measurement (Linux; elsewhere valid is 0) */
+typedef struct {
+    double busy, total, self;
+    int valid;
+} cpu_clock;
+
+static cpu_clock cpu_clock_now(void) {
+    cpu_clock c = {0.0, 0.0, 0.0, 0};
+    unsigned long long v[8] = {0};
+    FILE *f = fopen("/proc/stat", "r");
+    if (f) {
+        c.valid = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2],
+                         &v[3], &v[4], &v[5], &v[6], &v[7]) == 8;
+        fclose(f);
+    }
+    double tick = (double)sysconf(_SC_CLK_TCK);
+    c.busy = (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / tick;
+    c.total = c.busy + (v[3] + v[4]) / tick;
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    c.self = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 + ru.ru_stime.tv_sec +
+             ru.ru_stime.tv_usec * 1e-6;
+    return c;
+}
+
+/* the share of all CPUs that other processes used from a to b, 0 to 1 */
+static double others_load(cpu_clock a, cpu_clock b) {
+    if (!a.valid || !b.valid || b.total <= a.total) return 0.0;
+    double load = ((b.busy - a.busy) - (b.self - a.self)) / (b.total - a.total);
+    return load < 0.0 ? 0.0 : load > 1.0 ? 1.0 : load;
+}
+
 /* Memory-read bandwidth in bytes per second: the median of passes summing a buffer far larger
- * than the caches, split over the threads in contiguous halves as the matrix rows are. */
-static double read_bandwidth(const uint64_t *buf, size_t words, int passes) {
+ * than the caches, split over the threads in contiguous parts as the matrix rows are. A pass
+ * during which other processes took more than max_load percent of the machine runs again, up to
+ * 10 times. */
+static double read_bandwidth(const uint64_t *buf, size_t words, int passes, double max_load) {
     double rates[16];
     uint64_t sink = 0;
     if (passes > 16) passes = 16;
     for (int p = 0; p < passes; p++) {
-        uint64_t sum = 0;
-        double t0 = now_seconds();
-        #pragma omp parallel for schedule(static) reduction(+:sum)
-        for (size_t i = 0; i < words; i++) {
-            sum += buf[i];
+        for (int attempt = 0; attempt < 10; attempt++) {
+            uint64_t sum = 0;
+            cpu_clock a = cpu_clock_now();
+            double t0 = now_seconds();
+            #pragma omp parallel for schedule(static) reduction(+:sum)
+            for (size_t i = 0; i < words; i++) {
+                sum += buf[i];
+            }
+            double t1 = now_seconds();
+            double load = others_load(a, cpu_clock_now());
+            sink += sum;
+            rates[p] = words * sizeof(uint64_t) / (t1 - t0);
+            if (load * 100.0 <= max_load) break;
         }
-        double t1 = now_seconds();
-        sink += sum;
-        rates[p] = words * sizeof(uint64_t) / (t1 - t0);
     }
     if (sink == 1) fprintf(stderr, " ");
     return summarize(rates, passes).median;
@@ -270,37 +324,56 @@ static int argmax(const float *x, int n) {
     return best;
 }
 
-/* tokens per second of each repetition of pp (prefill) and tg (forward); L2C_OK or the first
- * failure */
-static l2c_status run_tests(l2c_backend *backend, const l2c_config *c, const options *opt,
-                            double *pp, double *tg) {
-    l2c_status s = L2C_OK;
-    float *logits;
-    int *prompt = malloc(opt->n_prompt * sizeof(int));
-    unsigned long long state = 12345;
-    for (int i = 0; i < opt->n_prompt; i++) {
-        state = state * 6364136223846793005ull + 1442695040888963407ull;
-        prompt[i] = 3 + (int)((state >> 33) % (unsigned long long)(c->vocab_size - 3));
-    }
+/* one test's repetitions: tokens per second, and the others' load during each */
+typedef struct {
+    double *rate;
+    double *load;
+    int retries; /* repetitions measured again because others took more than --max-load */
+} test_result;
 
-    /* one warm-up of each, then the repetitions */
-    for (int r = -1; r < opt->repetitions && s == L2C_OK; r++) {
-        double t0 = now_seconds();
-        s = l2c_backend_prefill(backend, prompt, opt->n_prompt, 0, &logits);
-        double t1 = now_seconds();
-        if (r >= 0) pp[r] = opt->n_prompt / (t1 - t0);
-    }
-    for (int r = -1; r < opt->repetitions && s == L2C_OK; r++) {
+typedef struct {
+    l2c_backend *backend;
+    const l2c_config *config;
+    const int *prompt;
+    int n_tokens;
+    int generate; /* 0: pp through prefill, 1: tg through forward */
+} test_case;
+
+/* Runs the test once: the seconds it took, or -1 after a failure in *status. */
+static double run_once(const test_case *t, l2c_status *status) {
+    float *logits;
+    double t0 = now_seconds();
+    if (!t->generate) {
+        *status = l2c_backend_prefill(t->backend, t->prompt, t->n_tokens, 0, &logits);
+    } else {
         int token = L2C_TOKEN_BOS;
-        double t0 = now_seconds();
-        for (int pos = 0; pos < opt->n_gen && s == L2C_OK; pos++) {
-            s = l2c_backend_forward(backend, token, pos, &logits);
-            if (s == L2C_OK) token = argmax(logits, c->vocab_size);
+        for (int pos = 0; pos < t->n_tokens && *status == L2C_OK; pos++) {
+            *status = l2c_backend_forward(t->backend, token, pos, &logits);
+            if (*status == L2C_OK) token = argmax(logits, t->config->vocab_size);
         }
-        double t1 = now_seconds();
-        if (r >= 0) tg[r] = opt->n_gen / (t1 - t0);
     }
-    free(prompt);
+    double t1 = now_seconds();
+    return *status == L2C_OK ? t1 - t0 : -1.0;
+}
+
+/* One warm-up, then the repetitions; a repetition during which other processes took more than
+ * max_load of the machine runs again, up to 10 times. */
+static l2c_status run_test(const test_case *t, const options *opt, test_result *result) {
+    l2c_status s = L2C_OK;
+    run_once(t, &s);
+    for (int r = 0; r < opt->repetitions && s == L2C_OK; r++) {
+        for (int attempt = 0; s == L2C_OK; attempt++) {
+            cpu_clock a = cpu_clock_now();
+            double seconds = run_once(t, &s);
+            double load = others_load(a, cpu_clock_now());
+            if (load * 100.0 <= opt->max_load || attempt == 9) {
+                result->rate[r] = t->n_tokens / seconds;
+                result->load[r] = load;
+                break;
+            }
+            result->retries++;
+        }
+    }
     return s;
 }
 
@@ -315,8 +388,8 @@ static const char *format_name(const l2c_config *c, int device, l2c_dtype dtype)
 
 static void print_header(void) {
     printf("| model | weights | size | backend | test | t/s | min - max | weight MB/token | "
-           "GB/s | mem read GB/s | %% of mem |\n");
-    printf("|---|---|---:|---|---|---:|---:|---:|---:|---:|---:|\n");
+           "GB/s | mem read GB/s | %% of mem | others %% |\n");
+    printf("|---|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
 }
 
 typedef struct {
@@ -361,37 +434,57 @@ static void bench_row(const model_entry *m, const l2c_model *model, int device,
         return;
     }
 
-    double *pp = calloc(opt->repetitions, sizeof(double));
-    double *tg = calloc(opt->repetitions, sizeof(double));
-    s = run_tests(backend, c, opt, pp, tg);
+    /* the prompt: fixed pseudo-random ids past the special tokens */
+    int *prompt = malloc(opt->n_prompt * sizeof(int));
+    unsigned long long state = 12345;
+    for (int i = 0; i < opt->n_prompt; i++) {
+        state = state * 6364136223846793005ull + 1442695040888963407ull;
+        prompt[i] = 3 + (int)((state >> 33) % (unsigned long long)(c->vocab_size - 3));
+    }
+
+    /* pp, then tg */
+    int reps = opt->repetitions;
+    double *values = calloc(4 * (size_t)reps, sizeof(double));
+    test_result pp = {values, values + reps, 0}, tg = {values + 2 * reps, values + 3 * reps, 0};
+    test_case pp_case = {backend, c, prompt, opt->n_prompt, 0};
+    test_case tg_case = {backend, c, prompt, opt->n_gen, 1};
+    s = run_test(&pp_case, opt, &pp);
+    if (s == L2C_OK) s = run_test(&tg_case, opt, &tg);
     if (s != L2C_OK) {
         snprintf(line, sizeof line, "%s, %s, %s: failed (%s: %s)", m->label,
                  format_name(c, device, dtype), backend_name, l2c_status_name(s),
                  l2c_last_error());
         add_note(n, line);
     } else {
-        /* the machine's bandwidth right after, under the same load */
-        double bandwidth = read_bandwidth(bw_buf, bw_words, 3);
-        summary pps = summarize(pp, opt->repetitions);
-        summary tgs = summarize(tg, opt->repetitions);
+        /* the machine's bandwidth right after */
+        double bandwidth = read_bandwidth(bw_buf, bw_words, 3, opt->max_load);
+        summary pps = summarize(pp.rate, reps), tgs = summarize(tg.rate, reps);
+        double pp_load = summarize(pp.load, reps).median * 100.0;
+        double tg_load = summarize(tg.load, reps).median * 100.0;
         double bytes = weight_bytes_per_token(c, device, dtype);
         double size_mb = 0.0;
         struct stat st;
         if (stat(m->path, &st) == 0) size_mb = st.st_size / 1e6;
         const char *type = format_name(c, device, dtype);
-        printf("| %s | %s | %.1f MB | %s | pp%d | %.2f | %.2f - %.2f | | | | |\n", m->label,
-               type, size_mb, backend_name, opt->n_prompt, pps.median, pps.min, pps.max);
+        printf("| %s | %s | %.1f MB | %s | pp%d | %.2f | %.2f - %.2f | | | | | %.0f |\n",
+               m->label, type, size_mb, backend_name, opt->n_prompt, pps.median, pps.min,
+               pps.max, pp_load);
         printf("| %s | %s | %.1f MB | %s | tg%d | %.2f | %.2f - %.2f | %.1f | %.2f | %.2f | "
-               "%.1f |\n", m->label, type, size_mb, backend_name, opt->n_gen, tgs.median,
+               "%.1f | %.0f |\n", m->label, type, size_mb, backend_name, opt->n_gen, tgs.median,
                tgs.min, tgs.max, bytes / 1e6, bytes * tgs.median / 1e9, bandwidth / 1e9,
-               100.0 * bytes * tgs.median / bandwidth);
+               100.0 * bytes * tgs.median / bandwidth, tg_load);
         fflush(stdout);
         snprintf(line, sizeof line, "%s: %s", backend_name, l2c_backend_describe(backend));
-        int seen = strstr(n->notes, line) != NULL;
-        if (!seen) add_note(n, line);
+        if (!strstr(n->notes, line)) add_note(n, line);
+        if (pp.retries + tg.retries > 0) {
+            snprintf(line, sizeof line, "%s, %s, %s: %d repetition(s) measured again because "
+                     "other processes took more than %g%% of the machine", m->label, type,
+                     backend_name, pp.retries + tg.retries, opt->max_load);
+            add_note(n, line);
+        }
     }
-    free(pp);
-    free(tg);
+    free(values);
+    free(prompt);
     l2c_backend_free(backend);
 }
 
@@ -402,7 +495,7 @@ static void bench_row(const model_entry *m, const l2c_model *model, int device,
 static int takes_value(const char *flag) {
     static const char *flags[] = {
         "-m", "--gen", "--backends", "--gemv", "--dtype", "-p", "-n", "-r", "-t", "--bw-mib",
-        "--tmpdir",
+        "--tmpdir", "--max-load",
     };
     for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
         if (!strcmp(flag, flags[i])) return 1;
@@ -411,7 +504,8 @@ static int takes_value(const char *flag) {
 }
 
 int main(int argc, char **argv) {
-    options opt = {.n_prompt = 128, .n_gen = 128, .repetitions = 5, .bw_bytes = 512u << 20};
+    options opt = {.n_prompt = 128, .n_gen = 128, .repetitions = 5, .bw_bytes = 512u << 20,
+                   .max_load = 100.0};
     const char *gen = NULL, *backends = "cpu", *gemv = "clblast", *dtype = "f32";
     const char *tmp = getenv("TMPDIR");
     char tmpdir[4096];
@@ -438,6 +532,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(flag, "-t")) opt.threads = parse_positive(flag, value);
         else if (!strcmp(flag, "--bw-mib")) opt.bw_bytes = (size_t)parse_positive(flag, value) << 20;
         else if (!strcmp(flag, "--tmpdir")) snprintf(tmpdir, sizeof tmpdir, "%s", value);
+        else if (!strcmp(flag, "--max-load")) opt.max_load = parse_percent(flag, value);
     }
     each_item(&opt, "--backends", backends, add_backend);
     each_item(&opt, "--gemv", gemv, add_gemv);
@@ -471,7 +566,7 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < bw_words; i++) {
         bw_buf[i] = i;
     }
-    double bandwidth = read_bandwidth(bw_buf, bw_words, 5);
+    double bandwidth = read_bandwidth(bw_buf, bw_words, 5, opt.max_load);
     printf("llama2cl-bench: pp%d, tg%d, %d repetitions, %d thread%s; memory read bandwidth "
            "%.2f GB/s (%zu MiB buffer, median of 5 passes)\n\n", opt.n_prompt, opt.n_gen,
            opt.repetitions, threads, threads == 1 ? "" : "s", bandwidth / 1e9, opt.bw_bytes >> 20);
@@ -514,7 +609,8 @@ int main(int argc, char **argv) {
     /* what the columns mean, and the rows left out */
     printf("\nweight MB/token: matrices, norms and one embedding row read per generated token "
            "(the key/value cache not counted); GB/s: that times tg t/s; mem read GB/s: this "
-           "machine's, measured after each row with the same threads.\n");
+           "machine's, measured after each row with the same threads; others %%: the median share "
+           "of all CPUs that other processes used during the repetitions.\n");
     if (n.used) printf("\n%s", n.notes);
 
     for (int mi = 0; mi < opt.n_models; mi++) {
