@@ -4,8 +4,9 @@
  *
  * One token at a time it computes what llama2.c's run.c computes for fp32 checkpoints and what
  * runq.c computes for Q8_0 ones (activations quantized in the same groups, integer dot products,
- * then scaled), step for step, so that it prints their text; only the order of the terms inside
- * the fp32 dot products differs. It is the reference that device backends are checked against.
+ * then scaled), step for step, so that it prints their text: for Q8_0 bit for bit what runq.c
+ * built with gcc -O3 computes; for fp32 only the order of the terms inside the matrix products'
+ * dot products differs. It is the reference that device backends are checked against.
  *
  * The prompt runs as one batch: every matrix is read once for all its tokens (cblas_sgemm for
  * fp32, the integer kernels for Q8_0), RoPE and attention run per token as when decoding, and the
@@ -36,6 +37,7 @@ typedef struct {
     float *xb;     /* (capacity, dim) */
     float *xb2;    /* (capacity, dim) */
     float *q;      /* (capacity, dim) */
+    float *k;      /* (capacity, kv_dim) */
     float *hb;     /* (capacity, hidden_dim) */
     float *hb2;    /* (capacity, hidden_dim) */
     float *att;    /* (threads, seq_len) attention scores, one row per thread */
@@ -57,7 +59,7 @@ typedef struct {
     float *v;      /* (kv_dim) */
     float *att;    /* (n_heads, seq_len) */
     float *logits; /* (vocab_size) */
-    float *key_cache;   /* (n_layers, seq_len, kv_dim) */
+    float *key_cache;   /* (n_layers, n_kv_heads, head_size, seq_len): keys transposed */
     float *value_cache; /* (n_layers, seq_len, kv_dim) */
     float *rope_cos;    /* (seq_len, head_size / 2) the rotation of each position and pair */
     float *rope_sin;
@@ -133,6 +135,7 @@ static void matmul_batch(cpu_backend *b, float *out, int ldo, const float *x, ma
         return;
     }
     int gs = b->base.model->config.group_size;
+    #pragma omp parallel for if ((size_t)n_tokens * n >= CPU_PARALLEL_WORK)
     for (int t = 0; t < n_tokens; t++) {
         cpu_quantize_q8(&b->batch.xq[t], x + (size_t)t * n, n, gs);
     }
@@ -174,28 +177,50 @@ static void rope(const cpu_backend *b, float *q, float *k, int pos) {
     }
 }
 
-/* One query head over positions 0 .. pos of one layer's cache: xb (head_size) gets the
- * softmax(q . k / sqrt(head_size))-weighted sum of the values; att holds pos + 1 scores. kv is
- * the offset of the head's key/value head inside a cache row. */
-static void attend(float *xb, const float *q, float *att, const float *key_cache,
-                   const float *value_cache, int kv_dim, int kv, int head_size, int pos) {
+/* One query head over positions 0 .. pos: xb (head_size) gets the softmax(q . k / sqrt(head_size))
+ * -weighted sum of the values. keys is the head's key/value head in the transposed key cache
+ * (head_size rows of seq_len positions), values its first value in the value cache (rows kv_dim
+ * apart); att holds pos + 1 scores.
+ *
+ * The keys are transposed so that the scores of consecutive positions are computed side by side
+ * in vector lanes while each position's sum still adds q[i] * k[i] in the order of i, as
+ * llama2.c's loop does. */
+static void attend(float *xb, const float *q, float *att, const float *keys, int seq_len,
+                   const float *values, int kv_dim, int head_size, int pos) {
     for (int t = 0; t <= pos; t++) {
-        const float *k = key_cache + (size_t)t * kv_dim + kv;
-        float score = 0.0f;
-        for (int i = 0; i < head_size; i++) {
-            score += q[i] * k[i];
+        att[t] = 0.0f;
+    }
+    for (int i = 0; i < head_size; i++) {
+        const float *k = keys + (size_t)i * seq_len;
+        float qi = q[i];
+        for (int t = 0; t <= pos; t++) {
+            att[t] += qi * k[t];
         }
-        score /= sqrtf(head_size);
-        att[t] = score;
+    }
+    float scale = sqrtf(head_size);
+    for (int t = 0; t <= pos; t++) {
+        att[t] /= scale;
     }
     softmax(att, pos + 1);
 
     memset(xb, 0, head_size * sizeof(float));
     for (int t = 0; t <= pos; t++) {
-        const float *v = value_cache + (size_t)t * kv_dim + kv;
+        const float *v = values + (size_t)t * kv_dim;
         float a = att[t];
         for (int i = 0; i < head_size; i++) {
             xb[i] += a * v[i];
+        }
+    }
+}
+
+/* Writes the keys k (n_tokens, kv_dim) of positions pos .. into layer l's transposed cache. */
+static void store_keys(cpu_backend *b, int l, int pos, const float *k, int n_tokens) {
+    const l2c_config *p = &b->base.model->config;
+    int kv_dim = l2c_kv_dim(p);
+    float *keys = b->key_cache + (size_t)l * kv_dim * p->seq_len + pos;
+    for (int i = 0; i < kv_dim; i++) {
+        for (int t = 0; t < n_tokens; t++) {
+            keys[(size_t)i * p->seq_len + t] = k[(size_t)t * kv_dim + i];
         }
     }
 }
@@ -273,15 +298,17 @@ static l2c_status cpu_forward(l2c_backend *backend, int token, int pos, float **
 
         /* key and value at this position into the cache */
         size_t loff = (size_t)l * p->seq_len * kv_dim;
-        memcpy(b->key_cache + loff + (size_t)pos * kv_dim, b->k, kv_dim * sizeof(float));
+        store_keys(b, l, pos, b->k, 1);
         memcpy(b->value_cache + loff + (size_t)pos * kv_dim, b->v, kv_dim * sizeof(float));
 
         /* multi-head attention, each kv head shared by kv_mul query heads */
-        #pragma omp parallel for
+        size_t attention_work = (size_t)p->n_heads * head_size * (pos + 1);
+        #pragma omp parallel for if (attention_work >= CPU_PARALLEL_WORK)
         for (int h = 0; h < p->n_heads; h++) {
+            int kv = (h / kv_mul) * head_size;
             attend(b->xb + h * head_size, b->q + h * head_size, b->att + (size_t)h * p->seq_len,
-                   b->key_cache + loff, b->value_cache + loff, kv_dim, (h / kv_mul) * head_size,
-                   head_size, pos);
+                   b->key_cache + loff + (size_t)kv * p->seq_len, p->seq_len,
+                   b->value_cache + loff + kv, kv_dim, head_size, pos);
         }
 
         /* output projection, then the residual connection back into x */
@@ -319,6 +346,7 @@ static void batch_free(cpu_batch *batch) {
     free(batch->xb);
     free(batch->xb2);
     free(batch->q);
+    free(batch->k);
     free(batch->hb);
     free(batch->hb2);
     free(batch->att);
@@ -342,11 +370,12 @@ static l2c_status batch_alloc(cpu_backend *b) {
     batch->xb = malloc(n * p->dim * sizeof(float));
     batch->xb2 = malloc(n * p->dim * sizeof(float));
     batch->q = malloc(n * p->dim * sizeof(float));
+    batch->k = malloc(n * l2c_kv_dim(p) * sizeof(float));
     batch->hb = malloc(n * p->hidden_dim * sizeof(float));
     batch->hb2 = malloc(n * p->hidden_dim * sizeof(float));
     batch->att = malloc((size_t)batch->threads * p->seq_len * sizeof(float));
-    int ok = batch->x && batch->xb && batch->xb2 && batch->q && batch->hb && batch->hb2 &&
-             batch->att;
+    int ok = batch->x && batch->xb && batch->xb2 && batch->q && batch->k && batch->hb &&
+             batch->hb2 && batch->att;
     if (ok && p->format == L2C_FORMAT_V2) {
         size_t groups = widest / p->group_size;
         batch->xq = malloc(n * sizeof *batch->xq);
@@ -388,7 +417,6 @@ static void prefill_batch(cpu_backend *b, const int *tokens, int n_tokens, int p
 
     for (int l = 0; l < p->n_layers; l++) {
         size_t loff = (size_t)l * p->seq_len * kv_dim;
-        float *key_rows = b->key_cache + loff + (size_t)pos * kv_dim;
         float *value_rows = b->value_cache + loff + (size_t)pos * kv_dim;
 
         /* attention rmsnorm */
@@ -397,31 +425,36 @@ static void prefill_batch(cpu_backend *b, const int *tokens, int n_tokens, int p
                     w->rms_att_weight + (size_t)l * dim, dim);
         }
 
-        /* qkv matmuls for all tokens, keys and values straight into the cache */
+        /* qkv matmuls for all tokens, the values straight into the cache */
         matmul_batch(b, batch->q, dim, batch->xb, layer_matrix(w->wq, w->q_wq, l, dim, dim), dim,
                      dim, n_tokens);
-        matmul_batch(b, key_rows, kv_dim, batch->xb, layer_matrix(w->wk, w->q_wk, l, dim, kv_dim),
-                     dim, kv_dim, n_tokens);
+        matmul_batch(b, batch->k, kv_dim, batch->xb,
+                     layer_matrix(w->wk, w->q_wk, l, dim, kv_dim), dim, kv_dim, n_tokens);
         matmul_batch(b, value_rows, kv_dim, batch->xb,
                      layer_matrix(w->wv, w->q_wv, l, dim, kv_dim), dim, kv_dim, n_tokens);
 
-        /* RoPE: rotate each token's q and k by its position */
+        /* RoPE: rotate each token's q and k by its position, then the keys into the cache */
         for (int t = 0; t < n_tokens; t++) {
-            rope(b, batch->q + (size_t)t * dim, key_rows + (size_t)t * kv_dim, pos + t);
+            rope(b, batch->q + (size_t)t * dim, batch->k + (size_t)t * kv_dim, pos + t);
         }
+        store_keys(b, l, pos, batch->k, n_tokens);
 
         /* causal multi-head attention: token t sees positions 0 .. pos + t */
-        #pragma omp parallel for schedule(dynamic, 1)
+        size_t attention_work = (size_t)n_tokens * n_heads * head_size * (pos + n_tokens);
+        #pragma omp parallel for schedule(dynamic, 1) num_threads(batch->threads) \
+            if (attention_work >= CPU_PARALLEL_WORK)
         for (int th = 0; th < n_tokens * n_heads; th++) {
             int t = th / n_heads, h = th % n_heads;
             int thread = 0;
 #ifdef _OPENMP
             thread = omp_get_thread_num();
 #endif
+            int kv = (h / kv_mul) * head_size;
             attend(batch->xb + (size_t)t * dim + h * head_size,
                    batch->q + (size_t)t * dim + h * head_size,
-                   batch->att + (size_t)thread * p->seq_len, b->key_cache + loff,
-                   b->value_cache + loff, kv_dim, (h / kv_mul) * head_size, head_size, pos + t);
+                   batch->att + (size_t)thread * p->seq_len,
+                   b->key_cache + loff + (size_t)kv * p->seq_len, p->seq_len,
+                   b->value_cache + loff + kv, kv_dim, head_size, pos + t);
         }
 
         /* output projection, then the residual connection back into x */

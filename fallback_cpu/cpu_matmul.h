@@ -3,14 +3,20 @@
  * and a batch of them (the prompt), for fp32 and Q8_0 weights.
  *
  * Weights are (d, n) row-major: d output rows of n inputs. Every function splits the rows over
- * the OpenMP threads itself, so it is called from serial code. Each output is computed in an
- * order that depends only on n, never on the thread count or on the rows around it, so the
- * batched Q8_0 product gives bit for bit what the one-vector product gives.
+ * the OpenMP threads itself when the product is large enough, so it is called from serial code.
+ * Each output is computed in an order that depends only on n, never on the thread count or on
+ * the rows around it, so the batched Q8_0 product gives bit for bit what the one-vector product
+ * gives.
  */
 #ifndef L2C_CPU_MATMUL_H
 #define L2C_CPU_MATMUL_H
 
 #include <stdint.h>
+
+/* Products of fewer multiply-adds than this run on the calling thread alone: waking the other
+ * threads and meeting them at the end costs more than they would save (and far more when other
+ * processes keep the cores busy). */
+#define CPU_PARALLEL_WORK (1u << 14)
 
 /* Activations in Q8_0: n int8 values and one scale per group of group_size. */
 typedef struct {
