@@ -139,7 +139,8 @@ typedef struct {
     size_t          mem_limit;          /* > 0: use at most this many bytes of device memory */
 } l2c_opencl_options;
 
-/* Fills options with the defaults (first device, CLBlast for fp32, fp32 weights). */
+/* Fills options with the defaults (first device, the engine chosen by timing, weights as in the
+ * file). */
 void l2c_opencl_options_default(l2c_opencl_options *options);
 
 l2c_status l2c_backend_cpu_create(const l2c_model *model, l2c_backend **backend);

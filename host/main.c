@@ -38,9 +38,12 @@ static const char *usage_text =
 "  --cpu            the CPU reference path\n"
 "  --device <N>     OpenCL device N (see --list-devices); default: device 0 when there is one\n"
 "  --list-devices   list the OpenCL devices with their index and exit\n"
-"  --gemv <engine>  fp32 matrix-vector engine on the device: clblast, own or auto (default\n"
-"                   clblast); Q8_0 weights always use llama2cl's int8 kernel\n"
-"  --dtype <type>   weights on the device: f32 (default, or Q8_0 for version-2 files) or f16\n"
+"  --gemv <engine>  matrix engine on the device: clblast, own or auto (default: auto, the faster\n"
+"                   per product, timed once per device and kept in ~/.cache/llama2cl/gemv.txt;\n"
+"                   LLAMA2CL_CACHE_DIR moves it); fp16 and Q8_0 weights always use llama2cl's\n"
+"                   kernels for one token\n"
+"  --dtype <type>   weights on the device: f32 (default: as in the file, Q8_0 for version-2\n"
+"                   files) or f16 (fp32 files halved at load)\n"
 "  --validate       run the device and the CPU reference in lockstep for -n positions, print\n"
 "                   the largest logit differences per position, exit 1 past the tolerance\n"
 "  --tolerance <x>  relative tolerance for --validate (default 1e-4 for fp32, 3e-2 otherwise)\n"
@@ -123,7 +126,7 @@ static void parse_options(int argc, char **argv, options *o) {
     o->steps = 256;
     o->device = -1;
     o->mode = "generate";
-    o->gemv = L2C_GEMV_CLBLAST;
+    o->gemv = L2C_GEMV_AUTO;
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];

@@ -54,8 +54,13 @@ l2c_status l2c_cl_fail(l2c_status status, cl_int err, const char *what_fmt, ...)
 l2c_status l2c_cl_build_program(cl_context context, const l2c_cl_device *device,
                                 cl_program *program);
 
-/* For tests: makes every fp32 matrix of an OpenCL backend use one kernel, "clblast",
- * "gemv_f32" or "gemv_f32_rows", whatever the device would pick. */
-l2c_status l2c_cl_force_gemv_kernel(l2c_backend *backend, const char *kernel);
+/* For tests: makes every product of an OpenCL backend use the named engines, whatever the
+ * device would pick. gemv: "clblast" (fp32 weights only), "rows" or "wg"; gemm: "clblast" or
+ * "own"; NULL keeps the current one. */
+l2c_status l2c_cl_force_engines(l2c_backend *backend, const char *gemv, const char *gemm);
+
+/* fp32 to fp16 bits, rounded to nearest with ties to even: overflow gives infinity, values
+ * below the smallest subnormal half round to (signed) zero, NaN stays NaN. */
+uint16_t l2c_float_to_half(float value);
 
 #endif /* L2C_OPENCL_DEVICE_H */

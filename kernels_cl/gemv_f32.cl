@@ -9,21 +9,25 @@
  *   local size. Each work-item reads its row with 16-wide vector loads into 16 partial sums
  *   (then a scalar tail), which is what CPU drivers turn into full-width SIMD: one long
  *   work-item per row keeps each core streaming one row at a time.
- * gemv_f32_wg: one work-group of L work-items per output row (L a power of two); global size
- *   n_out * L, local size L, L floats of local memory. Work-item j reads 4-wide chunks j,
- *   j + L, ..., so neighbouring work-items read neighbouring memory (coalesced on GPUs), then
- *   the work-group adds its L partial sums in a tree.
+ * gemv_f32_wg: teams of T work-items per output row (T a power of two, 32 on GPUs: a warp), L / T
+ *   rows per work-group of L; global size ceil(n_out / (L / T)) * L, local size L, L floats of
+ *   local memory. Lane j of a team reads 4-wide chunks j, j + T, ..., so neighbouring
+ *   work-items read neighbouring memory (coalesced on GPUs), then each team adds its T partial
+ *   sums in a tree.
  */
 
-/* dot(w, x) over cols values: 16 lanes, then the tail in order */
+/* dot(w, x) over cols values: 16 lanes (two 8-wide sums, the width of AVX registers), then the
+ * tail in order */
 float l2c_dot_f32(__global const float *w, __global const float *x, int cols)
 {
-    float16 acc = 0.0f;
+    float8 acc0 = 0.0f;
+    float8 acc1 = 0.0f;
     int i = 0;
     for (; i + 16 <= cols; i += 16) {
-        acc += vload16(0, w + i) * vload16(0, x + i);
+        acc0 += vload8(0, w + i) * vload8(0, x + i);
+        acc1 += vload8(1, w + i) * vload8(1, x + i);
     }
-    float8 a8 = acc.lo + acc.hi;
+    float8 a8 = acc0 + acc1;
     float4 a4 = a8.lo + a8.hi;
     float2 a2 = a4.lo + a4.hi;
     float sum = a2.x + a2.y;
@@ -51,7 +55,7 @@ __kernel void gemv_f32_rows(__global float *y, ulong y_offset, __global const fl
     l2c_epilogue(y + y_offset + r, mode, value, gate);
 }
 
-/* work-item j's share of dot(w, x): 4-wide chunks j, j + L, ..., then tail elements */
+/* lane j's share of dot(w, x) in a team of L: 4-wide chunks j, j + L, ..., then the tail */
 float l2c_dot_f32_part(__global const float *w, __global const float *x, int cols, int j, int L)
 {
     float4 acc = 0.0f;
@@ -67,20 +71,24 @@ float l2c_dot_f32_part(__global const float *w, __global const float *x, int col
 
 __kernel void gemv_f32_wg(__global float *y, ulong y_offset, __global const float *w,
                           ulong w_offset, __global const float *x, ulong x_offset, int n_out,
-                          int cols, int mode, __local float *partial)
+                          int cols, int mode, int team, __local float *partial)
 {
-    int r = get_group_id(0);
-    int j = get_local_id(0);
-    int L = get_local_size(0);
+    int lane = get_local_id(0) & (team - 1);
+    int r = get_group_id(0) * (get_local_size(0) / team) + get_local_id(0) / team;
+    int live = r < n_out;
     w += w_offset;
     x += x_offset;
-    float value = l2c_group_sum(l2c_dot_f32_part(w + (size_t)r * cols, x, cols, j, L), partial);
+
+    /* every work-item reaches the barriers of the sums, rows past n_out with nothing to add */
+    float value = live ? l2c_dot_f32_part(w + (size_t)r * cols, x, cols, lane, team) : 0.0f;
+    value = l2c_team_sum(value, partial, team);
     float gate = 0.0f;
     if (mode == L2C_SWIGLU) {
-        gate = l2c_group_sum(l2c_dot_f32_part(w + (size_t)(r + n_out) * cols, x, cols, j, L),
-                             partial);
+        gate = live ? l2c_dot_f32_part(w + (size_t)(r + n_out) * cols, x, cols, lane, team)
+                    : 0.0f;
+        gate = l2c_team_sum(gate, partial, team);
     }
-    if (j == 0) {
+    if (live && lane == 0) {
         l2c_epilogue(y + y_offset + r, mode, value, gate);
     }
 }

@@ -9,8 +9,8 @@
  *   the same work-item after the barrier. Rows are size floats apart, from the offsets.
  *   math: out[i] = weight[i] * (x[i] / sqrt(sum(x^2) / size + 1e-5))
  * rmsnorm_q8: the same mapping and sum of squares, then work-item j quantizes groups j, j + L,
- *   ... of the normalized row as quantize_q8 does, writing only xq and xs (token t's values at
- *   t * size and its scales at t * size / group_size).
+ *   ... of the normalized row as quantize_q8 does (int8 values stored as floats), writing only
+ *   xq and xs (token t's values at t * size and its scales at t * size / group_size).
  */
 
 /* 1 / sqrt(mean of the squares + 1e-5) of the row, as run.c computes it */
@@ -45,7 +45,7 @@ __kernel void rmsnorm(__global float *out, ulong out_offset, __global const floa
     }
 }
 
-__kernel void rmsnorm_q8(__global char *xq, __global float *xs, __global const float *x,
+__kernel void rmsnorm_q8(__global float *xq, __global float *xs, __global const float *x,
                          ulong x_offset, __global const float *weight, ulong weight_offset,
                          int size, int group_size, __local float *partial)
 {
@@ -69,7 +69,7 @@ __kernel void rmsnorm_q8(__global char *xq, __global float *xs, __global const f
         float scale = wmax / 127.0f;
         xs[g] = scale;
         for (int i = at; i < at + group_size; i++) {
-            xq[i] = (char)round(weight[i] * (ss * x[i]) / scale);
+            xq[i] = (float)(char)round(weight[i] * (ss * x[i]) / scale);
         }
     }
 }

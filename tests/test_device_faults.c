@@ -47,12 +47,12 @@ int main(void) {
     free(check_run(cmd, &status));
     if (status != 0) return check_skip("test_device_faults", "no OpenCL device is present");
 
-    /* a small model: 1.3 MB of weights, 2.6 MB with its caches */
+    /* a small model: 2.3 MB of weights, more than the 1 MiB limit below */
     memcpy(dir, check_tmpdir("faults"), sizeof dir);
     snprintf(model, sizeof model, "%s/model.bin", dir);
     snprintf(tokenizer, sizeof tokenizer, "%s/tok.bin", dir);
     l2c_gen_spec spec = {.dim = 64, .hidden_dim = 160, .n_layers = 2, .n_heads = 4,
-                         .n_kv_heads = 2, .vocab_size = 2048, .seq_len = 32,
+                         .n_kv_heads = 2, .vocab_size = 8192, .seq_len = 32,
                          .shared_classifier = 1, .format = 1, .group_size = 0, .seed = 5};
     CHECK_INT(l2c_gen_write(model, &spec), 0);
     CHECK_INT(l2c_gen_write_tokenizer(tokenizer, spec.vocab_size), 0);
@@ -72,12 +72,13 @@ int main(void) {
     free(reference_out);
     free(override_out);
 
-    /* a kernel that does not compile: the OpenCL error's name, the file, the build log */
+    /* a kernel that does not compile: the OpenCL error's name, the file, the build log (the
+     * driver may print its own lines before llama2cl's) */
     copy_kernels("broken", "rope.cl", "\nthis is not OpenCL C\n");
     snprintf(env, sizeof env, "LLAMA2CL_KERNELS_DIR=%s/broken", dir);
     char *err = run(env, "-n 4", &status);
     CHECK_INT(status, 1);
-    CHECK(strncmp(err, "llama2cl: CL_BUILD_PROGRAM_FAILURE", 34) == 0);
+    CHECK(strstr(err, "llama2cl: CL_BUILD_PROGRAM_FAILURE") != NULL);
     CHECK(strstr(err, "build log") != NULL);
     CHECK(strstr(err, "rope.cl") != NULL);
     free(err);

@@ -98,7 +98,7 @@ int main(int argc, char **argv) {
     CHECK_STR(l2c_clblast_status_name(CLBlastInsufficientMemoryA), "CLBlastInsufficientMemoryA");
     CHECK_STR(l2c_clblast_status_name(CLBlastOpenCLOutOfResources), "CL_OUT_OF_RESOURCES");
 
-    /* the defaults: first device, automatic engine, fp32, no profile, the device's own limit */
+    /* the defaults: first device, automatic engine, fp32, no profile, the device's own limits */
     l2c_opencl_options options;
     memset(&options, 0x5a, sizeof options);
     l2c_opencl_options_default(&options);
@@ -107,6 +107,7 @@ int main(int argc, char **argv) {
     CHECK_INT(options.dtype, L2C_DTYPE_F32);
     CHECK_INT(options.profile, 0);
     CHECK_INT(options.max_alloc_override, 0);
+    CHECK_INT(options.mem_limit, 0);
 
     /* without any driver the loader finds no platform */
     const char *dir = check_tmpdir(suite);

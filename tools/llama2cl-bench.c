@@ -92,7 +92,7 @@ static void usage(FILE *out) {
         "                       tiny, stories15M, stories42M, stories110M), fp32 and Q8_0 each\n"
         "  --backends LIST      cpu, deviceN, comma-separated (default cpu)\n"
         "  --gemv LIST          device matrix-vector engines: clblast, own, auto\n"
-        "                       (default clblast)\n"
+        "                       (default auto, as llama2cl)\n"
         "  --dtype LIST         device weight types: f32, f16 (default f32)\n"
         "  -p N                 prompt tokens (default 128)\n"
         "  -n N                 generated tokens (default 128)\n"
@@ -529,7 +529,7 @@ static int takes_value(const char *flag) {
 int main(int argc, char **argv) {
     options opt = {.n_prompt = 128, .n_gen = 128, .repetitions = 5, .bw_bytes = 512u << 20,
                    .max_load = 100.0};
-    const char *gen = NULL, *backends = "cpu", *gemv = "clblast", *dtype = "f32";
+    const char *gen = NULL, *backends = "cpu", *gemv = "auto", *dtype = "f32";
     const char *tmp = getenv("TMPDIR");
     char tmpdir[4096];
     snprintf(tmpdir, sizeof tmpdir, "%s", tmp && *tmp ? tmp : "/tmp");
