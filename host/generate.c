@@ -160,8 +160,8 @@ l2c_status l2c_chat(l2c_backend *backend, const l2c_tokenizer *tokenizer, l2c_sa
         /* the user's turn: read it, render the template, encode with BOS */
         if (user_turn) {
             if (pos == 0) {
-                system_text = system_prompt ? strdup(system_prompt)
-                                            : read_line(in, out, "Enter system prompt (optional): ");
+                const char *guide = "Enter system prompt (optional): ";
+                system_text = system_prompt ? strdup(system_prompt) : read_line(in, out, guide);
                 if (!system_text) system_text = strdup("");
             }
             char *user_text = pos == 0 && user_prompt ? strdup(user_prompt)

@@ -35,7 +35,8 @@ static void expect_output(const char *backend, const char *checkpoint, const gol
     if (gc->golden) {
         snprintf(expected_path, sizeof expected_path, "%s/golden/%s", L2C_TESTS_DIR, gc->golden);
     } else {
-        snprintf(expected_path, sizeof expected_path, "%s", check_model_path("stories260K.greedy.txt"));
+        snprintf(expected_path, sizeof expected_path, "%s",
+                 check_model_path("stories260K.greedy.txt"));
     }
     char *expected = check_read_file(expected_path, NULL);
     CHECK(expected != NULL);
