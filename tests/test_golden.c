@@ -93,7 +93,7 @@ int main(int argc, char **argv) {
      * Q8_0 with its own rounding of the activations and is held to a tolerance instead
      * (test_device) */
     if (strcmp(flag, "--cpu") != 0) return check_report("test_golden");
-    char q8[4096], cmd[16384];
+    char q8[4200], cmd[16384];
     int status = -1;
     snprintf(q8, sizeof q8, "%s/stories260K.q8-gs4.bin", check_tmpdir("golden"));
     snprintf(cmd, sizeof cmd, "%s/l2c-quantize --group-size 4 %s %s 2>&1", check_bin_dir(),
