@@ -60,7 +60,11 @@ cmake -S . -B build-asan -DL2C_SANITIZE=ON -DL2C_NATIVE=OFF -DCMAKE_BUILD_TYPE=R
 cmake --build build-asan -j"$jobs"
 
 stage "ctest under ASan + UBSan"
-ASAN_OPTIONS=detect_leaks=1:detect_stack_use_after_return=1 \
+# Leak detection stays off for the suite as a whole: with PoCL's worker threads alive at exit,
+# LeakSanitizer's stop-the-world fails now and then ("LeakSanitizer has encountered a fatal
+# error", about one device run in ten here), which would make CI flaky. test_cpu_leaks turns it
+# on for the CPU path's command line, where it is deterministic.
+ASAN_OPTIONS=detect_leaks=0:detect_stack_use_after_return=1 \
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir build-asan --output-on-failure
 

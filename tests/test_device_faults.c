@@ -65,9 +65,15 @@ int main(void) {
     CHECK_INT(status, 0);
     copy_kernels("good", NULL, NULL);
     snprintf(cmd, sizeof cmd, "LLAMA2CL_KERNELS_DIR=%s/good %s/llama2cl --device 0 %s -z %s -t 0 "
-             "-n 12 2>/dev/null", dir, check_bin_dir(), model, tokenizer);
+             "-n 12 2>%s/override.txt", dir, check_bin_dir(), model, tokenizer, dir);
     override_out = check_run(cmd, &status);
     CHECK_INT(status, 0);
+    if (status != 0) {
+        snprintf(cmd, sizeof cmd, "%s/override.txt", dir);
+        char *err = check_read_file(cmd, NULL);
+        fprintf(stderr, "stderr of the run: %s\n", err ? err : "(none)");
+        free(err);
+    }
     CHECK_STR(override_out, reference_out);
     free(reference_out);
     free(override_out);
