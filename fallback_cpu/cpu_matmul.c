@@ -153,7 +153,7 @@ void cpu_matmul_f32_batch(float *out, int ldo, const float *x, const float *w, i
 
 const char *cpu_blas_name(void) {
 #if defined(L2C_HAVE_BLAS) && defined(OPENBLAS_VERSION)
-    return OPENBLAS_VERSION[0] == ' ' ? OPENBLAS_VERSION + 1 : OPENBLAS_VERSION;
+    return OPENBLAS_VERSION[0] == ' ' ? &OPENBLAS_VERSION[1] : OPENBLAS_VERSION;
 #elif defined(L2C_HAVE_BLAS)
     return "BLAS";
 #else
